@@ -108,30 +108,34 @@ class Pipeline:
         self.maps: dict[str, np.ndarray] = {}
 
     # ------------------------------------------------------------------ data
-    def _load_data(self) -> None:
+    def _load_data(self, domains: tuple[str, ...] = ("source", "target")) -> None:
+        """Read both domains' sample lists and refuse inputs the method cannot run on."""
         cfg = self.cfg
-        src = make_samples(cfg.source.root, cfg.source.format, cfg.source.category)
-        tgt = make_samples(cfg.target.root, cfg.target.format, cfg.target.category)
-        self.source_samples = src
-        self.target = TargetImages([s for s in tgt if s.split == "test"])
-        self.target_train = [s for s in tgt if s.split == "train"]
-        if len(self.target) == 0:
-            raise DatasetError(
-                f"target category {cfg.target.category!r} in {cfg.target.root} has no test images to "
-                "detect anomalies in; check `target.root`, `target.category` and `target.format`"
-            )
-        n_anom = sum(1 for s in src if s.split == "test" and s.label == 1 and s.mask_path is not None)
-        if not cfg.detector.synthetic_anomalies and (n_anom == 0 or not cfg.detector.use_labelled):
-            raise DatasetError(
-                f"source category {cfg.source.category!r} in {cfg.source.root} has no labelled anomalies "
-                "(test images with masks) and detector.synthetic_anomalies is false: stage S2 has nothing "
-                "to learn from; set detector.synthetic_anomalies=true or use a source with masks"
-            )
-        if not cfg.data.transductive and not self.target_train:
-            raise DatasetError(
-                f"data.transductive is false but target category {cfg.target.category!r} has no train "
-                "images to fit the alignment on; use the transductive default or add target train images"
-            )
+        self.source_samples = []
+        if "source" in domains:
+            src = make_samples(cfg.source.root, cfg.source.format, cfg.source.category)
+            n_anom = sum(1 for s in src if s.split == "test" and s.label == 1 and s.mask_path is not None)
+            if not cfg.detector.synthetic_anomalies and (n_anom == 0 or not cfg.detector.use_labelled):
+                raise DatasetError(
+                    f"source category {cfg.source.category!r} in {cfg.source.root} has no labelled anomalies "
+                    "(test images with masks) and detector.synthetic_anomalies is false: stage S2 has nothing "
+                    "to learn from; set detector.synthetic_anomalies=true or use a source with masks"
+                )
+            self.source_samples = src
+        if "target" in domains:
+            tgt = make_samples(cfg.target.root, cfg.target.format, cfg.target.category)
+            self.target = TargetImages([s for s in tgt if s.split == "test"])
+            self.target_train = [s for s in tgt if s.split == "train"]
+            if len(self.target) == 0:
+                raise DatasetError(
+                    f"target category {cfg.target.category!r} in {cfg.target.root} has no test images to "
+                    "detect anomalies in; check `target.root`, `target.category` and `target.format`"
+                )
+            if not cfg.data.transductive and not self.target_train:
+                raise DatasetError(
+                    f"data.transductive is false but target category {cfg.target.category!r} has no train "
+                    "images to fit the alignment on; use the transductive default or add target train images"
+                )
 
     # ------------------------------------------------------------------ S1 / T1
     def _train(self, which: str) -> Iterator[Any]:
@@ -145,18 +149,47 @@ class Pipeline:
                 self.checkpoints[which] = Path(ev.checkpoint)
 
     # ------------------------------------------------------------------ extraction
-    def _extract(self) -> Iterator[Any]:
-        from refcfa.data.torch_dataset import load_masks
+    def _extract(self, domains: tuple[str, ...] = ("source", "target")) -> Iterator[Any]:
         from refcfa.field.cache import TrajectoryCache
-        from refcfa.field.extract import FieldExtractor, ImageItem, items_from_samples
-        from refcfa.field.synthetic_anomalies import make_synthetic_anomalies
+        from refcfa.field.extract import FieldExtractor
 
         cfg = self.cfg
         cache = TrajectoryCache(cfg.cache_dir(), budget_bytes=int(cfg.cache.budget_gb * 2**30))
         self.cache = cache
+        jobs = []
+        C = None
+        if "source" in domains:
+            src_ex = FieldExtractor(self.checkpoints["source"], cfg, cache, self.device)
+            C = src_ex.channels
+            jobs.append((src_ex, self._source_groups(C)))
+        if "target" in domains:
+            tgt_ex = FieldExtractor(self.checkpoints["target"], cfg, cache, self.device)
+            if C is not None and tgt_ex.channels != C:
+                raise DatasetError(
+                    f"the source network takes {C}-channel images but the target network {tgt_ex.channels}; "
+                    "set data.channels so both domains use the same channel count"
+                )
+            jobs.append((tgt_ex, self._target_groups(tgt_ex.channels)))
+        total = sum(len(g.items) for _, gs in jobs for g in gs)
+        done = 0
+        for ex, gs in jobs:
+            for g in gs:
+                for prog in ex.extract(g.items, self.cancel, shard=False):
+                    if prog.computed or prog.image_id == "":
+                        yield StageProgress("extract", done + prog.done, total, g.name)
+                done += len(g.items)
+                g.keys = ex.keys(g.items)
+                self.groups[g.name] = g
+                if self.cancel.cancelled:
+                    return
+
+    def _source_groups(self, C: int) -> list[_Group]:
+        from refcfa.data.torch_dataset import load_masks
+        from refcfa.field.extract import ImageItem, items_from_samples
+        from refcfa.field.synthetic_anomalies import make_synthetic_anomalies
+
+        cfg = self.cfg
         size = cfg.data.image_size
-        src_ex = FieldExtractor(self.checkpoints["source"], cfg, cache, self.device)
-        C = src_ex.channels
         src = self.source_samples
         normals = sorted([s for s in src if s.split == "train" and s.label == 0], key=lambda s: s.image_id)
         test = sorted([s for s in src if s.split == "test"], key=lambda s: s.image_id)
@@ -176,32 +209,20 @@ class Pipeline:
             ])
             g_syn.masks = np.stack(masks).astype(bool)
             groups.append(g_syn)
+        return groups
 
-        tgt_ex = FieldExtractor(self.checkpoints["target"], cfg, cache, self.device)
-        if tgt_ex.channels != C:
-            raise DatasetError(
-                f"the source network takes {C}-channel images but the target network {tgt_ex.channels}; "
-                "set data.channels so both domains use the same channel count"
-            )
+    def _target_groups(self, C: int) -> list[_Group]:
+        from refcfa.field.extract import items_from_samples
+
+        cfg = self.cfg
+        size = cfg.data.image_size
         unl = self.target.samples_for_loading()
         g_tt = _Group("target_test", items_from_samples(unl, size, C, {"role": "target_test"}))
         tgroups = [g_tt]
         if not cfg.data.transductive:
             g_tr = _Group("target_train", items_from_samples(self.target_train, size, C, {"role": "target_train"}))
             tgroups.append(g_tr)
-
-        total = sum(len(g.items) for g in groups + tgroups)
-        done = 0
-        for ex, gs in ((src_ex, groups), (tgt_ex, tgroups)):
-            for g in gs:
-                for prog in ex.extract(g.items, self.cancel, shard=False):
-                    if prog.computed or prog.image_id == "":
-                        yield StageProgress("extract", done + prog.done, total, g.name)
-                done += len(g.items)
-                g.keys = ex.keys(g.items)
-                self.groups[g.name] = g
-                if self.cancel.cancelled:
-                    return
+        return tgroups
 
     def _fields(self, *names: str):
         from refcfa.field.extract import load_fieldset
@@ -225,7 +246,10 @@ class Pipeline:
             file_digest(self.checkpoints["source"])[:16]
 
     def segmenter_path(self) -> Path:
-        return self.cfg.experiment_dir("source") / SEGMENTER_FILE
+        """`supervised_segmenter.pth` beside the source network's checkpoint (the seed's layout)."""
+        ckpt = self.checkpoints.get("source")
+        folder = Path(ckpt).parent if ckpt else self.cfg.experiment_dir("source")
+        return folder / SEGMENTER_FILE
 
     def _train_s2(self) -> Iterator[Any]:
         from refcfa.alignment import SourceFieldStats
