@@ -118,7 +118,6 @@ def analyze_residuals(cfg: Config, checkpoint: str | Path, device: str | None = 
 
 
 def analyze_transformer(cfg: Config, checkpoint: str | Path, device: str | None = None) -> Iterator[Any]:
-    from refcfa.data.torch_dataset import load_masks
     from refcfa.engine.checkpoint import find_last_checkpoint
     from refcfa.evaluation.figures import plot_attention_over_steps, plot_statistic_distributions
     from refcfa.field.detector import predict_outputs
