@@ -114,6 +114,7 @@ class DetectorConfig:
     n_synthetic: int = 60
     use_labelled: bool = True
     val_fraction: float = 0.2
+    crop_size: int | None = None  # train the detector on random crops (CPU speed); maps are full-size
 
 
 @dataclass

@@ -29,8 +29,9 @@ def _drain(gen: Iterator[Any]) -> list[Any]:
     return list(gen)
 
 
-def train_localization(cfg: Config, checkpoint: str | Path, device: str | None = None) -> Iterator[Any]:
-    p = Pipeline(cfg, device)
+def train_localization(cfg: Config, checkpoint: str | Path, device: str | None = None,
+                       cancel: Any = None) -> Iterator[Any]:
+    p = Pipeline(cfg, device, cancel)
     p._load_data(("source",))
     p.checkpoints["source"] = Path(checkpoint)
     yield from p._extract(("source",))
@@ -51,12 +52,16 @@ def target_checkpoint(cfg: Config) -> Path:
     return ckpt
 
 
-def run_supervised_localization(cfg: Config, checkpoint: str | Path, device: str | None = None) -> Iterator[Any]:
-    p = Pipeline(cfg, device)
+def run_supervised_localization(cfg: Config, checkpoint: str | Path, device: str | None = None,
+                                cancel: Any = None) -> Iterator[Any]:
+    p = Pipeline(cfg, device, cancel)
     p._load_data(("target",))
     p.checkpoints["source"] = Path(checkpoint)
     p.checkpoints["target"] = target_checkpoint(cfg)
     yield from p._extract(("target",))
+    if p.cancel.cancelled:
+        yield PipelineFinished(str(p.out), "", {}, cancelled=True)
+        return
     yield from p._run_t2()
     results = p._evaluate()
     metrics = p.metrics_document(results)

@@ -283,7 +283,7 @@ class Pipeline:
         model, history = None, []
         for ev in train_detector(train_fs, masks[tr_idx], cfg.detector, cfg.transformer,
                                  timesteps=fields.timesteps, seed=cfg.seed, device=_torch_device(self.device),
-                                 val=val, cancel=self.cancel,
+                                 val=val, cancel=self.cancel, crop_size=cfg.detector.crop_size,
                                  num_train_timesteps=cfg.diffusion.num_train_timesteps, delta=cfg.field.delta):
             if isinstance(ev, DetectorEpoch):
                 history.append({"epoch": ev.epoch, "loss": ev.loss, "val_loss": ev.val_loss,
@@ -449,6 +449,33 @@ class Pipeline:
             "timings_s": self.timings,
             "checkpoints": {k: str(v) for k, v in self.checkpoints.items()},
         }
+
+
+def run_stage(cfg: Config, stage: str, device: str | None = None, cancel: Any = None) -> Iterator[Any]:
+    """One stage on its own (`S1`, `T1`, `S2`, `T2`) or the whole chain (`all`), as events.
+
+    S2 uses the source network's last checkpoint in `output/<source ExpName>/`; T2 also the
+    target's. This is what the GUI's training panel runs in its workers.
+    """
+    from refcfa.engine.checkpoint import find_last_checkpoint
+    from refcfa.engine.trainer import DiffusionTrainer
+    from refcfa.errors import CheckpointError
+    from refcfa.evaluation import analysis
+
+    if stage in ("S1", "T1"):
+        which = "source" if stage == "S1" else "target"
+        yield from DiffusionTrainer(cfg, which, device, resume=True).run(cancel)
+        return
+    if stage == "all":
+        yield from Pipeline(cfg, device, cancel).run()
+        return
+    if stage not in ("S2", "T2"):
+        raise ValueError(f"stage {stage!r}: expected one of S1, T1, S2, T2, all")
+    ckpt = find_last_checkpoint(cfg.experiment_dir("source"))
+    if ckpt is None:
+        raise CheckpointError(f"no source score network in {cfg.experiment_dir('source')}: run S1 first")
+    fn = analysis.train_localization if stage == "S2" else analysis.run_supervised_localization
+    yield from fn(cfg, ckpt, device, cancel)
 
 
 def write_metrics(out: Path, metrics: dict) -> Path:
