@@ -1,7 +1,7 @@
 """`refcfa extract`: fill the REF trajectory cache for a domain's images under one checkpoint.
 
-Under `torchrun --nproc_per_node=N -m refcfa extract …` each rank computes the shard
-`missing[rank::N]` of the images not yet cached; the cache's atomic entries and locked index let
+Under `torchrun --nproc_per_node=N -m refcfa extract …` each rank takes the shard
+`images[rank::N]` and computes what of it is not cached yet; the cache's atomic entries and locked index let
 the ranks write side by side.
 """
 

@@ -72,6 +72,7 @@ class TrainConfig:
     early_stop_patience: int = 0  # evaluations without improvement; 0 = off
     eval_every: int = 0  # steps between validation losses; 0 = only at the end
     init_target_from_source: bool = False
+    target_max_steps: int | None = None  # T1's step count (default: max_steps); useful with a warm start
     max_time_s: float = 0.0  # 0 = no time budget
     crop_size: int | None = None  # train on random crops of this size (textures)
 

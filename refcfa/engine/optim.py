@@ -27,7 +27,7 @@ def build_optimizer(model: torch.nn.Module, tc: TrainConfig, device: torch.devic
     return torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay, **kernel)
 
 
-def lr_factor_fn(tc: TrainConfig) -> Callable[[int], float]:
+def lr_factor_fn(tc: TrainConfig, max_steps: int | None = None) -> Callable[[int], float]:
     """Learning-rate multiplier for the step after `s` completed steps.
 
     Linear warm-up over `warmup_steps`, then `cosine` (to 0 at `max_steps`), `cosine_restarts`
@@ -35,7 +35,7 @@ def lr_factor_fn(tc: TrainConfig) -> Callable[[int], float]:
     """
     warmup, total, kind, period = (
         int(tc.warmup_steps),
-        int(tc.max_steps),
+        int(max_steps if max_steps is not None else tc.max_steps),
         tc.scheduler,
         int(tc.restart_period),
     )

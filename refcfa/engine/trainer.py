@@ -187,6 +187,8 @@ class DiffusionTrainer:
         self.resume = resume
         self.exp_dir = Path(cfg.experiment_dir(which))
         self.max_steps = int(cfg.train.max_steps)
+        if which == "target" and cfg.train.target_max_steps:
+            self.max_steps = int(cfg.train.target_max_steps)
         self.step = 0
         self.cancelled = False
         self.stop_reason: str | None = None
@@ -269,7 +271,7 @@ class DiffusionTrainer:
         self.n_parameters = count_parameters(self.model)
         cuda = self.device.type == "cuda"
         self.optimizer = build_optimizer(self.model, tc, self.device)
-        self._lr_factor = lr_factor_fn(tc)
+        self._lr_factor = lr_factor_fn(tc, self.max_steps)
         self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         self.use_amp = bool(tc.amp and cuda)
         self.scaler = torch.amp.GradScaler("cuda", enabled=True) if self.use_amp else None

@@ -4,7 +4,7 @@ An image's entry key hashes (checkpoint file digest, field-config digest, image 
 image digest is that of the resized `uint8` array the network sees — so a changed checkpoint,
 field setting, image file or image size is a miss, never a stale hit (DESIGN.md section 9).
 Images are processed in batches of `field.batch_size` under `torch.inference_mode()`; under
-`torchrun` each rank takes the shard `items[rank::world_size]` of the images still missing.
+`torchrun` each rank takes the shard `items[rank::world_size]` and computes what of it is missing.
 """
 
 from __future__ import annotations
@@ -169,12 +169,12 @@ class FieldExtractor:
         """Cache every item missing from the cache; yields progress. Under torchrun, shard by rank."""
         for it in items:
             self._check(it)
+        if shard:  # shard the full list, not the missing ones: ranks may look at the cache at different times
+            rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+            items = list(items)[rank::world]
         todo = [it for it in items if not self.cache.has(self.key_for(it))]
         done = len(items) - len(todo)
-        if shard:
-            rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-            todo = todo[rank::world]
-        total = done + len(todo)
+        total = len(items)
         if done:
             yield ExtractProgress(done, total, "", computed=False)
         bs = max(1, self.cfg.field.batch_size)
