@@ -1,0 +1,1 @@
+"""Qt workers: generator jobs on a pool, latest-request-wins loaders, thumbnails."""
