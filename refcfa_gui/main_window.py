@@ -32,6 +32,7 @@ from refcfa_gui.menus import build_menus
 from refcfa_gui.settings import Settings
 from refcfa_gui.state import DatasetState, ProbeState, SelectionState, TimelineState
 from refcfa_gui.timeline_controller import TimelineController
+from refcfa_gui.training_dock import install_training
 from refcfa_gui.widgets.dataset_browser import DatasetBrowser
 from refcfa_gui.widgets.log_panel import LogPanel
 from refcfa_gui.widgets.results_panel import ResultsPanel
@@ -114,6 +115,7 @@ class MainWindow(QMainWindow):
         self.status = StatusBarView(self.statusBar(), self.timeline_state, self.probe, self.controller)
         build_menus(self)
         self._connect()
+        install_training(self)  # self.training (right dock), self.evaluation (Results), Training menu
         self._apply_theme()
         self._restore_layout()
         self.controller.set_cache_dir(cache_dir or self.settings.get_str("last_cache", str(DEFAULT_CACHE)))
@@ -461,6 +463,8 @@ class MainWindow(QMainWindow):
         dark = theme.apply_theme(app) if app is not None else False
         background, foreground = theme.plot_colors(dark)
         self.timeline.set_plot_colors(background, foreground)
+        self.training.set_plot_colors(background, foreground)
+        self.evaluation.set_plot_colors(background, foreground)
         self.dark = dark
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -483,6 +487,9 @@ class MainWindow(QMainWindow):
         if self._closing:
             event.accept()
             return
+        if not self.training.confirm_close(self.dialog_parent):  # jobs running and the user said no
+            event.ignore()
+            return
         self._closing = True
         running = self.workers.job_names()
         if running:
@@ -492,5 +499,8 @@ class MainWindow(QMainWindow):
         self.controller.shutdown()
         if not self.workers.shutdown(timeout_s=30.0):
             log.warning("some jobs did not stop within 30 s")
+        if not self.training.shutdown(timeout_s=30.0):  # cancel: each stops within a batch
+            log.warning("some training jobs did not stop within 30 s")
+        self.evaluation.shutdown(timeout_s=10.0)
         self.log_panel.uninstall()
         event.accept()

@@ -12,7 +12,15 @@ frame plus the same repaint is timed as the reference. Prints the medians and, l
 ``--startup`` also spawns ``refcfa-gui --screenshot`` (N times) and reports the median time from
 process start to the window shown (``startup_s: X``). Targets: scrub ≤ 16 ms, start-up ≤ 2 s.
 
+``--training`` (instead of the scrub) measures how long the GUI thread stalls while a job runs:
+the main window's Training panel trains S1 of the quick config on a worker QThread while a 10 ms
+QTimer ticks on the GUI thread; the longest gap between two ticks is the stall. Measured in one
+run: the idle window (reference), the session's first job (it imports torch in the worker, whose
+C extension holds the GIL while it initialises) and a second S1 job (the training itself). Last
+line ``gui_stall_ms: X`` (the median over the repeated trainings of their longest gap; target < 100 ms).
+
     .venv/bin/python scripts/bench_gui.py [--size 256] [--K 25] [--repeats 200] [--startup]
+    .venv/bin/python scripts/bench_gui.py --training [--training-steps 60] [--training-repeats 3]
 """
 
 from __future__ import annotations
@@ -213,6 +221,80 @@ def bench_startup(runs: int) -> float:
     return statistics.median(results)
 
 
+def bench_training(steps: int, repeats: int = 3, idle_s: float = 3.0) -> dict:
+    """Max gap between the ticks of a 10 ms QTimer on the GUI thread while S1 trains on a worker.
+
+    The main window with the Training / CFA panel, the quick config on a small synthetic dataset.
+    Phases in one run: idle windows (the reference: what the machine alone does to the GUI thread),
+    the session's first job (it loads torch in the worker thread), then ``repeats`` S1 jobs (torch
+    loaded: the training itself). Per phase the longest gap; over the repeats their median.
+    """
+    import numpy as np
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from refcfa.data import make_synthetic
+    from refcfa_gui import theme
+    from refcfa_gui.main_window import MainWindow
+    from refcfa_gui.settings import Settings, make_qsettings
+
+    app = QApplication.instance() or QApplication([])
+    theme.apply_theme(app)
+    tmp = Path(tempfile.mkdtemp(prefix="refcfa_bench_training_"))
+    root = make_synthetic(tmp / "data", size=32, seed=0, n_train=12, n_test_good=4, n_test_defect=6)
+    window = MainWindow(Settings(make_qsettings(tmp / "settings.ini")), cache_dir=tmp / "cache")
+    window.resize(1500, 950)
+    window.show()
+    panel = window.training
+    quick = Path(__file__).resolve().parents[1] / "resources" / "configs" / "quick" / "quick.yaml"
+    assert panel.open_config(quick)
+    for key, value in (("source.root", str(root)), ("target.root", str(root)), ("train.max_steps", steps)):
+        panel.set_value(key, value)
+
+    def gaps_while(busy) -> np.ndarray:
+        gaps, last = [], [time.perf_counter()]
+
+        def tick():
+            t = time.perf_counter()
+            gaps.append(t - last[0])
+            last[0] = t
+
+        timer = QTimer()
+        timer.setInterval(10)
+        timer.timeout.connect(tick)
+        timer.start()
+        while busy():
+            app.processEvents()
+            time.sleep(0.001)  # the GUI thread idles between events, as in app.exec()
+        timer.stop()
+        return 1000 * np.asarray(gaps)
+
+    try:
+        idle, runs = [], []
+        for i in range(repeats + 1):
+            end = time.monotonic() + idle_s
+            idle.append(gaps_while(lambda end=end: time.monotonic() < end))
+            panel.set_value("output_dir", str(tmp / f"out_{i}"))
+            job = panel.run_stage("S1")
+            runs.append((gaps_while(lambda job=job: not job.is_finished), job))
+            if job.status != "done":
+                raise RuntimeError(f"S1 ended {job.status}: {job.error}")
+    finally:
+        window.close()
+    (first, first_job), warm = runs[0], runs[1:]
+    return {
+        "idle_max_ms": float(np.median([g.max() for g in idle])),
+        "first_job_max_ms": float(first.max()),
+        "first_job_p99_ms": float(np.percentile(first, 99)),
+        "training_max_ms": float(np.median([g.max() for g, _ in warm])),
+        "training_max_each_ms": [round(float(g.max()), 1) for g, _ in warm],
+        "training_p99_ms": float(np.median([np.percentile(g, 99) for g, _ in warm])),
+        "training_ticks": int(sum(g.size for g, _ in warm)),
+        "steps": len(first_job.loss.get("S1", [])),
+        "repeats": len(warm),
+    }
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--size", type=int, default=256)
@@ -222,7 +304,31 @@ def main(argv=None) -> int:
         "--startup", action="store_true", help="also measure the start-up (process start → window shown)"
     )
     p.add_argument("--startup-runs", type=int, default=5)
+    p.add_argument(
+        "--training",
+        action="store_true",
+        help="instead: the GUI thread's longest stall while S1 trains in the Training panel (gui_stall_ms)",
+    )
+    p.add_argument("--training-steps", type=int, default=60)
+    p.add_argument("--training-repeats", type=int, default=3)
     args = p.parse_args(argv)
+    if args.training:
+        r = bench_training(args.training_steps, args.training_repeats)
+        print(
+            f"idle (no job), 10 ms timer: longest gap {r['idle_max_ms']:.1f} ms (median of the idle windows)"
+        )
+        print(
+            f"first job ({r['steps']} S1 steps, loads torch in the worker): longest gap "
+            f"{r['first_job_max_ms']:.1f} ms, p99 {r['first_job_p99_ms']:.1f} ms"
+        )
+        print(
+            f"S1 training x{r['repeats']} ({r['steps']} steps each, {r['training_ticks']} ticks): longest gaps "
+            f"{r['training_max_each_ms']} ms, p99 {r['training_p99_ms']:.1f} ms"
+        )
+        print(f"gui_stall_first_job_ms: {r['first_job_max_ms']:.1f}")
+        print(f"gui_stall_ratio_to_idle: {r['training_max_ms'] / r['idle_max_ms']:.2f}")
+        print(f"gui_stall_ms: {r['training_max_ms']:.1f}")
+        return 0
     if args.startup:
         print(f"startup_s: {bench_startup(args.startup_runs):.3f}")
     scrub, bare, info = bench_scrub(args.size, args.K, args.repeats)

@@ -76,6 +76,7 @@ class Job:
     finished: float | None = None
     _part_started: float = 0.0
     _part_done0: int = 0
+    _per_step: float | None = None  # smoothed seconds per step (ETA)
 
     @property
     def title(self) -> str:
@@ -354,6 +355,7 @@ class JobQueue:
         job.eta_s = None
         job._part_started = self._clock()
         job._part_done0 = done
+        job._per_step = None
 
     def _rate_eta(self, job: Job) -> float | None:
         """ETA of the current part from its pace so far (stages without their own ETA)."""
@@ -362,6 +364,21 @@ class JobQueue:
             return None
         elapsed = self._clock() - job._part_started
         return elapsed / n * max(0, job.total - job.done)
+
+    @staticmethod
+    def _smoothed_eta(job: Job, step: int, eta_s: float) -> float | None:
+        """The engine's ETA (from the pace of its last log window) smoothed over the windows.
+
+        With ``train.log_every: 1`` one slow step (a checkpoint, a validation) would make the raw
+        ETA jump; an exponential average of the seconds per step (weight 0.3 on the newest) keeps
+        the estimate steady and still follows a real change of pace within a few windows.
+        """
+        remaining = job.total - step
+        if not math.isfinite(eta_s) or remaining <= 0:
+            return None if remaining > 0 else 0.0
+        per_step = eta_s / remaining
+        job._per_step = per_step if job._per_step is None else 0.7 * job._per_step + 0.3 * per_step
+        return job._per_step * remaining
 
     def apply(self, job: Job, ev: dict) -> None:
         """Fold one :func:`summarize_event` payload into ``job`` and emit what changed."""
@@ -377,7 +394,7 @@ class JobQueue:
             )
         elif kind == "step":
             job.done = ev["step"]
-            job.eta_s = ev["eta_s"] if math.isfinite(ev["eta_s"]) else None
+            job.eta_s = self._smoothed_eta(job, ev["step"], ev["eta_s"])
             job.loss.setdefault(job.part or job.stage, []).append((float(ev["step"]), ev["loss"]))
             job.message = f"{job.part}: step {ev['step']}/{job.total}, loss {ev['loss']:.4f}"
             self.events.loss.emit((job, job.part or job.stage))

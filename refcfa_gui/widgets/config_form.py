@@ -65,9 +65,11 @@ class ConfigForm(QWidget):
         layout.addWidget(self._networks_box())
         layout.addWidget(self._s2_box())
         layout.addWidget(self._t2_box())
-        self.run_all_button = QPushButton("▶  Run all  (S1 → T1 → REF → S2 → T2 → metrics)")
+        self.run_all_button = QPushButton("▶  Run all  (S1 → T2)")
         self.run_all_button.setObjectName("RunAllButton")
-        self.run_all_button.setToolTip("The whole chain, as `refcfa pipeline --config` runs it")
+        self.run_all_button.setToolTip(
+            "The whole chain — S1, T1, REF extraction, S2, T2 and the metrics — as `refcfa pipeline --config` runs it"
+        )
         f = self.run_all_button.font()
         f.setBold(True)
         self.run_all_button.setFont(f)
@@ -106,7 +108,7 @@ class ConfigForm(QWidget):
         combo.setEditable(editable)
         combo.setToolTip(tip)
         combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        combo.setMinimumContentsLength(6)
+        combo.setMinimumContentsLength(3)
         if editable:
             combo.lineEdit().editingFinished.connect(
                 lambda k=key, c=combo: self._edited(k, c.currentText().strip())
@@ -158,7 +160,7 @@ class ConfigForm(QWidget):
         form.setContentsMargins(6, 4, 6, 4)
         form.setSpacing(4)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.DontWrapRows)
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)  # labels above fields when narrow
         return form
 
     def _domain_row(self, which: str) -> QWidget:
@@ -195,13 +197,14 @@ class ConfigForm(QWidget):
         )
         self.device_label = QLabel("")
         self.device_label.setObjectName("DeviceResolved")
+        self.device_label.setWordWrap(True)
         row.addWidget(self.device_label, 1)
         form.addRow("Device", row)
         box.setLayout(form)
         return box
 
     def _networks_box(self) -> QGroupBox:
-        box = QGroupBox("S1 / T1 · score networks (source / target)")
+        box = QGroupBox("S1 / T1 · score networks")
         form = self._form()
         form.addRow(
             "Max steps", self._spin("train.max_steps", "train.max_steps: optimizer steps per network")
@@ -217,7 +220,7 @@ class ConfigForm(QWidget):
         return box
 
     def _s2_box(self) -> QGroupBox:
-        box = QGroupBox("S2 · source REF + Field Transformer + detector")
+        box = QGroupBox("S2 · REF + detector")
         form = self._form()
         t0_k = QHBoxLayout()
         t0_k.addWidget(
@@ -232,7 +235,7 @@ class ConfigForm(QWidget):
         return box
 
     def _t2_box(self) -> QGroupBox:
-        box = QGroupBox("T2 · Cross-domain Field Alignment + detection")
+        box = QGroupBox("T2 · CFA + detection")
         form = self._form()
         switches = QHBoxLayout()
         switches.addWidget(self._check("cfa.temporal", "TA", "cfa.temporal: temporal alignment (DTW)"))
@@ -300,6 +303,8 @@ class ConfigForm(QWidget):
                 if w.isEditable():
                     w.setEditText(text)
                 w.setCurrentIndex(w.findText(text))
+                if w.isEditable():
+                    w.lineEdit().setCursorPosition(0)  # a narrow field shows the start of the name
         finally:
             w.blockSignals(False)
 
@@ -319,6 +324,7 @@ class ConfigForm(QWidget):
         combo.addItems(sorted(set(cats) | ({current} if current else set())))
         combo.setEditText(current)
         combo.setCurrentIndex(combo.findText(current))
+        combo.lineEdit().setCursorPosition(0)
         combo.blockSignals(False)
 
     def _on_error(self, message: str | None) -> None:
@@ -339,7 +345,7 @@ class ConfigForm(QWidget):
             self.device_label.setText("→ cuda" if torch.cuda.is_available() else "→ cpu")
             self.device_label.setToolTip("what auto resolves to on this machine")
         elif not self.device_label.text():
-            self.device_label.setText("→ chosen when a job starts")
+            self.device_label.setText("→ on the first job")
             self.device_label.setToolTip(
                 "auto uses the GPU when CUDA is available, else the CPU (torch loads with the first job)"
             )

@@ -131,8 +131,22 @@ class EvaluationPanel(QWidget):
         self.roc_plot.setYRange(0, 1, padding=0.02)
         self.roc_plot.setAspectLocked(False)
         self.roc_plot.setMenuEnabled(False)
-        self.roc_legend = self.roc_plot.addLegend(offset=(-10, -10), labelTextSize="8pt")
-        self.tabs.addTab(self.roc_plot, "ROC")
+        self.roc_key = QLabel("")  # the legend beside the plot: never over the curves
+        self.roc_key.setObjectName("RocKey")
+        self.roc_key.setTextFormat(Qt.TextFormat.RichText)
+        self.roc_key.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.roc_key.setWordWrap(True)
+        self.roc_key.setToolTip(
+            "AUROC: the run's image AUROC (metrics.json). curve: the AUROC of the curve drawn, recomputed from "
+            "the float16 maps in maps.npz — ties can make them differ"
+        )
+        self.roc_key.setMinimumWidth(150)
+        roc = QWidget()
+        rl = QHBoxLayout(roc)
+        rl.setContentsMargins(2, 2, 2, 2)
+        rl.addWidget(self.roc_plot, 3)
+        rl.addWidget(self.roc_key, 1)
+        self.tabs.addTab(roc, "ROC")
 
         hist = QWidget()
         hl = QVBoxLayout(hist)
@@ -190,6 +204,15 @@ class EvaluationPanel(QWidget):
         self.image_table.cellClicked.connect(self._on_image_clicked)
         self.tabs.addTab(self.image_table, "Per image")
 
+        for w in (
+            self.metrics_table,
+            self.roc_plot,
+            self.hist_plot,
+            self.cfa_table,
+            self.angles_plot,
+            self.image_table,
+        ):
+            w.setMinimumHeight(40)  # the Results dock may be short: the tabs scroll or squeeze, never push
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.setSpacing(2)
@@ -308,12 +331,27 @@ class EvaluationPanel(QWidget):
     def _draw_roc(self, res: Results) -> None:
         p = self.roc_plot
         p.clear()
-        self.roc_legend.clear()
         p.plot([0, 1], [0, 1], pen=pg.mkPen("#888888", width=1, style=Qt.PenStyle.DashLine), name="chance")
+        rows, differs = [], False
         for i, (name, (fpr, tpr, auc)) in enumerate(res.roc.items()):
-            width = 3 if name == "ref_cfa" else 1.6
-            pen = pg.mkPen(METHOD_COLORS[i % len(METHOD_COLORS)], width=width)
-            p.plot(fpr, tpr, pen=pen, name=f"{name} ({auc:.3f})")
+            color = METHOD_COLORS[i % len(METHOD_COLORS)]
+            p.plot(
+                fpr,
+                tpr,
+                pen=pg.mkPen(color, width=3 if name == "ref_cfa" else 1.6),
+                name=f"{name} ({auc:.3f})",
+            )
+            table = (res.methods.get(name) or {}).get("image_auroc")
+            exact = f"{table:.3f}" if isinstance(table, (int, float)) else "—"
+            differs |= isinstance(table, (int, float)) and abs(table - auc) > 5e-4
+            weight = "font-weight:bold;" if name == "ref_cfa" else ""
+            rows.append(
+                f"<tr><td style='color:{color};font-size:14pt'>━</td><td style='{weight}'>{name}</td>"
+                f"<td align='right'>{exact}</td><td align='right' style='color:gray'>{auc:.3f}</td></tr>"
+            )
+        note = "<p style='color:gray'>curve: from the float16 maps.npz</p>" if differs else ""
+        head = "<tr><td></td><td><i>method</i></td><td><i>AUROC</i></td><td><i>curve</i></td></tr>"
+        self.roc_key.setText(f"<table cellspacing='3'>{head}{''.join(rows)}</table>{note}" if rows else "")
         p.setTitle("image-level ROC, target test split" if res.roc else (res.note or "no ROC"), size="9pt")
 
     def _fill_histogram_methods(self, res: Results) -> None:

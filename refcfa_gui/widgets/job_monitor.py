@@ -103,8 +103,12 @@ class JobMonitor:
         layout.setContentsMargins(4, 4, 4, 4)
         self.job_list = QListWidget()
         self.job_list.setObjectName("JobList")
-        self.cancel_selected_button = QPushButton("Cancel selected")
+        self.cancel_selected_button = QPushButton("Cancel")
+        self.cancel_selected_button.setToolTip(
+            "Cancel the selected job (queued: at once; running: after its batch)"
+        )
         self.clear_button = QPushButton("Clear finished")
+        self.clear_button.setToolTip("Remove the finished jobs from the list")
         buttons = QHBoxLayout()
         buttons.addWidget(self.cancel_selected_button)
         buttons.addStretch(1)

@@ -98,6 +98,13 @@ class LossPlot(QWidget):
     def clear(self) -> None:
         self.set_points([], [])
 
+    def set_plot_colors(self, background: str, foreground: str) -> None:
+        self.plot.setBackground(background)
+        for name in ("left", "bottom"):
+            axis = self.plot.getAxis(name)
+            axis.setPen(foreground)
+            axis.setTextPen(foreground)
+
     def set_title(self, title: str, x_label: str = "step") -> None:
         self.plot.setTitle(title, size="9pt")
         self.plot.setLabel("bottom", x_label)

@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
     QSizePolicy,
     QSplitter,
     QTabWidget,
+    QToolButton,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -90,7 +91,6 @@ class TrainingPanel(QWidget):
 
     # == construction ==============================================================================
     def _build(self) -> None:
-        self.setMinimumWidth(300)
         top = QWidget()
         top_layout = QVBoxLayout(top)
         top_layout.setContentsMargins(4, 4, 4, 4)
@@ -99,9 +99,11 @@ class TrainingPanel(QWidget):
         self.config_label = QLabel("no config")
         self.config_label.setObjectName("ConfigLabel")
         self.config_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.open_button = QPushButton("Open…")
+        self.open_button = QToolButton()
+        self.open_button.setText("Open…")
         self.open_button.setToolTip("Open a YAML config (the same files `refcfa pipeline --config` takes)")
-        self.save_button = QPushButton("Save…")
+        self.save_button = QToolButton()
+        self.save_button.setText("Save…")
         self.save_button.setToolTip(
             "Save the settings as a self-contained YAML that `refcfa pipeline --config` runs"
         )
@@ -125,7 +127,7 @@ class TrainingPanel(QWidget):
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)  # a narrow dock scrolls
         scroll.setWidget(self.form)
         top_layout.addWidget(scroll, 1)
 
@@ -157,7 +159,7 @@ class TrainingPanel(QWidget):
         self.outputs_tree.setColumnWidth(0, 170)
         self.refresh_button = QPushButton("Refresh")
         self.refresh_button.setToolTip("Look again at what the output folder holds")
-        self.load_results_button = QPushButton("Show latest results")
+        self.load_results_button = QPushButton("Show results")
         self.load_results_button.setToolTip("Load the newest metrics.json into the Results dock")
         self.load_results_button.setEnabled(False)
         buttons = QHBoxLayout()
@@ -199,6 +201,9 @@ class TrainingPanel(QWidget):
     @property
     def run_buttons(self):
         return self.form.run_buttons
+
+    def set_plot_colors(self, background: str, foreground: str) -> None:
+        self.monitor.loss_plot.set_plot_colors(background, foreground)
 
     # == config ====================================================================================
     def open_config(self, path: str | os.PathLike[str], quiet: bool = False) -> bool:
@@ -332,6 +337,7 @@ class TrainingPanel(QWidget):
         if job.status == "running" and (job.id, job.part) != self._status_of:
             self._status_of = (job.id, job.part)
             self._draw_stage_status()
+            self.refresh_outputs(emit_results=False)  # a chain's finished parts get their ✓
 
     def _on_job_finished(self, job: Job) -> None:
         if job.status == "failed":

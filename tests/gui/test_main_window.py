@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QDropEvent
-from PySide6.QtWidgets import QLabel
 
 from refcfa import api
 from refcfa_gui.imaging import contour_rgba, read_mask_at
@@ -363,12 +362,11 @@ def test_settings_persist_in_the_given_file(make_window, world_template, qtbot, 
 
 
 def test_training_panel_slot_and_menus(make_window, world_template, qtbot):
+    from refcfa_gui.widgets.training_panel import TrainingPanel
+
     w = make_window(world_template, open_root=False)
-    placeholder = w.docks["training"].widget()
-    assert "refcfa pipeline" in placeholder.findChild(QLabel).text()
-    panel = QLabel("pipeline panel")
-    w.set_training_panel(panel)
-    assert w.docks["training"].widget() is panel
+    # the window installs the Training / CFA panel in the slot (set_training_panel)
+    assert isinstance(w.docks["training"].widget(), TrainingPanel) and w.training_placeholder is None
     docks = {name: w.dockWidgetArea(d) for name, d in w.docks.items()}
     assert docks == {
         "dataset": Qt.DockWidgetArea.LeftDockWidgetArea,
@@ -377,15 +375,13 @@ def test_training_panel_slot_and_menus(make_window, world_template, qtbot):
         "log": Qt.DockWidgetArea.BottomDockWidgetArea,
     }
     assert w.tabifiedDockWidgets(w.docks["results"]) == [w.docks["log"]]
-    evaluation = QLabel("metrics table")
-    w.add_results_panel(evaluation, "Evaluation")
-    tabs = w.results_tabs
+    tabs = w.results_tabs  # and the evaluation as the first tab of the Results dock (add_results_panel)
     assert [tabs.tabText(i) for i in range(tabs.count())] == [
         "Evaluation",
         "Export",
-    ] and tabs.currentWidget() is evaluation
+    ] and tabs.currentWidget() is w.evaluation
     menus = [a.text().replace("&", "") for a in w.menuBar().actions()]
-    assert menus == ["File", "View", "Dataset", "Timeline", "Overlays", "Help"]
+    assert menus == ["File", "View", "Dataset", "Timeline", "Overlays", "Training", "Help"]
     for name in (
         "open",
         "open_cache",

@@ -89,6 +89,8 @@ def test_roc_histograms_and_cfa_diagnostics_are_drawn(loaded):
         f"ref_cfa ({res.roc['ref_cfa'][2]:.3f})",
     ]
     assert res.roc["ref_cfa"][2] == 1.0  # anomalies add 2.0 inside the mask: perfectly separated
+    key = panel.roc_key.text()  # the legend beside the plot: the run's AUROC, then the curve's
+    assert "ref_cfa" in key and "0.750" in key and "1.000" in key and "float16" in key
     assert panel.hist_method.currentText() == "ref_cfa"
     hist = [item.name() for item in panel.hist_plot.getPlotItem().listDataItems()]
     assert hist == ["normal (n = 4)", "anomalous (n = 5)"]

@@ -306,7 +306,139 @@ def test_dropping_a_runner_mid_job_never_destroys_a_running_thread(tmp_path):
     import sys
 
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-    proc = subprocess.run([sys.executable, "-c", DROP_RUNNER], capture_output=True, text=True, timeout=120, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-c", DROP_RUNNER], capture_output=True, text=True, timeout=120, env=env
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "finished"
     assert "Destroyed while thread is still running" not in proc.stderr
+
+
+# -- in the main window -----------------------------------------------------------------------------
+CLOSE_DURING_JOB = """
+import json, os, sys, time
+os.environ["QT_QPA_PLATFORM"] = "offscreen"
+os.environ["REFCFA_GUI_THEME"] = "light"
+from PySide6.QtWidgets import QApplication, QMessageBox
+app = QApplication([])
+asked = []
+QMessageBox.question = staticmethod(lambda *a, **k: asked.append(a[2]) or QMessageBox.StandardButton.Yes)
+from refcfa_gui.main_window import MainWindow
+from refcfa_gui.settings import Settings, make_qsettings
+from refcfa_gui.workers import job_runner
+
+root, out, quick = sys.argv[1:4]
+w = MainWindow(Settings(make_qsettings(os.path.join(out, "settings.ini"))), cache_dir=os.path.join(out, "cache"))
+w.show()
+p = w.training
+assert p.open_config(quick)
+for key, value in (("source.root", root), ("target.root", root), ("output_dir", out),
+                   ("train.max_steps", 100000), ("train.checkpoint_every", 100000)):
+    p.set_value(key, value)
+job = p.run_stage("S1")
+end = time.monotonic() + 120
+while not job.loss.get("S1") and time.monotonic() < end:
+    app.processEvents()
+    time.sleep(0.005)
+worker = p.runner.worker_of(job)
+t0 = time.monotonic()
+closed = w.close()
+took = time.monotonic() - t0
+print(json.dumps({"closed": closed, "asked": len(asked), "status": job.status, "took_s": took,
+                  "cancel_requested": worker.cancel_requested, "checkpoints": job.checkpoints,
+                  "threads_running": sum(t.isRunning() for t, _ in job_runner._LIVE.values()),
+                  "steps": len(job.loss["S1"])}))
+"""
+
+
+@pytest.mark.slow
+def test_closing_the_window_during_a_job_cancels_it_and_exits_cleanly(tmp_path, synthetic_root):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    env.pop("REFCFA_GUI_SETTINGS", None)
+    proc = subprocess.run(
+        [sys.executable, "-c", CLOSE_DURING_JOB, str(synthetic_root), str(tmp_path), str(QUICK)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "QThread: Destroyed while thread" not in proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["closed"] and out["asked"] == 1 and out["cancel_requested"]
+    assert out["status"] == "cancelled" and out["threads_running"] == 0
+    assert out["steps"] < 100000 and Path(out["checkpoints"][-1]).is_file()  # the cancel wrote a checkpoint
+
+
+def test_closing_with_a_job_can_be_declined(make_window, world_template, qtbot, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    ran = []
+    gate = threading.Event()
+    w = make_window(world_template, open_root=False)
+    w.training.runner.stage_fn = _fake_stage(ran, gate)
+    job = w.training.run_stage("S1")
+    answers = [QMessageBox.StandardButton.No]
+    monkeypatch.setattr(QMessageBox, "question", staticmethod(lambda *a, **k: answers.pop(0)))
+    assert not w.close() and w.isVisible() and job.status == "running"  # "No": nothing happens
+    assert "Running: S1 (running)" in w.status.jobs_label.text()
+    gate.set()
+    wait_job(qtbot, job)
+    assert job.status == "done" and w.close()  # nothing left to ask about
+
+
+def test_a_result_row_opens_that_image_in_the_timeline(make_window, world_template, qtbot, tmp_path):
+    import numpy as np
+
+    ids = ["test/crack/000", "test/good/000"]
+    out = tmp_path / "run"
+    vis = out / "vis_supervised" / "source_texture"
+    vis.mkdir(parents=True)
+    maps = np.random.default_rng(0).random((2, 8, 8)).astype(np.float16)
+    np.savez_compressed(
+        vis / "maps.npz",
+        image_ids=np.array(ids),
+        labels=np.array([1, 0], bool),
+        masks=np.zeros((2, 8, 8), bool),
+        ref_cfa=maps,
+        residual=maps,
+    )
+    metrics = {
+        "source": {"category": "source_texture"},
+        "target": {"root": str(world_template.root), "category": "source_texture"},
+        "methods": {
+            "ref_cfa": dict.fromkeys(("image_auroc", "pixel_auroc", "aupro", "pixel_ap", "f1_max"), 1.0)
+        },
+    }
+    (out / "metrics.json").write_text(json.dumps(metrics))
+
+    w = make_window(world_template, open_root=False)  # the run's dataset is not open yet
+    with qtbot.waitSignal(w.evaluation.loaded, timeout=20000):
+        w.evaluation.load(out)
+    table = w.evaluation.image_table
+    row = next(r for r in range(table.rowCount()) if table.item(r, 0).text() == "test/crack/000")
+    table.cellClicked.emit(row, 0)
+    qtbot.waitUntil(lambda: w.selection.current is not None, timeout=15000)
+    assert w.dataset.root is not None and w.dataset.root.resolve() == world_template.root.resolve()
+    assert (w.selection.current.category, w.selection.current.image_id) == (
+        "source_texture",
+        "test/crack/000",
+    )
+    qtbot.waitUntil(lambda: w.controller.source == "cache" and w.controller.frame_step > 0, timeout=15000)
+    # with the dataset open, another row is selected at once
+    row = next(r for r in range(table.rowCount()) if table.item(r, 0).text() == "test/good/000")
+    table.cellClicked.emit(row, 0)
+    assert w.selection.current.image_id == "test/good/000"
+
+
+def test_the_window_shows_the_panels_and_the_training_menu(make_window, world_template):
+    w = make_window(world_template, open_root=False)
+    assert w.docks["training"].widget() is w.training
+    assert w.results_tabs.widget(0) is w.evaluation
+    for key, shortcut in (("run_all", "F5"), ("run_S1", "F6"), ("run_T2", "F9"), ("cancel_job", "Shift+F5")):
+        assert w.actions[key].shortcut().toString() == shortcut
