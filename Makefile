@@ -1,5 +1,6 @@
 # Two entry points that work on a fresh machine with nothing but Python 3.10+:
-#   make demo   — set up .venv, then run the whole REF-CFA pipeline on the built-in synthetic demo
+#   make demo   — set up .venv, then the app on the demo data (with a display) or the whole REF-CFA
+#                 pipeline headless on it (`refcfa demo`; without a display or with REFCFA_HEADLESS=1)
 #   make test   — set up .venv (with the dev extra), then run the full test suite on CPU
 # Set-up is done once: a stamp keyed on pyproject.toml skips it when nothing changed.
 PYTHON ?= python3
@@ -23,7 +24,12 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 demo: $(STAMP)
-	$(VENV)/bin/refcfa demo
+	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ] && [ -z "$$REFCFA_HEADLESS" ]; then \
+		echo "opening refcfa-gui on the demo data: press Run all (F5) in the Training / CFA panel"; \
+		$(VENV)/bin/refcfa-gui; \
+	else \
+		$(VENV)/bin/refcfa demo; \
+	fi
 
 gui: $(STAMP)
 	$(VENV)/bin/refcfa-gui

@@ -29,6 +29,9 @@ class DataConfig:
     image_size: int = 64
     channels: int | None = None  # None: follow the data (grayscale stays 1-channel)
     transductive: bool = True  # T1 and CFA see the target test images (without labels)
+    # T1 alone may differ: None follows `transductive`; false trains T1 on the target train split
+    # only (measured: a T1 that saw the anomalous test images learns to reproduce the defects)
+    t1_transductive: bool | None = None
     augment: dict = _field(default_factory=lambda: {"hflip": True, "vflip": True, "rot90": False})
     num_workers: int = 0
 
@@ -178,6 +181,11 @@ class Config:
         from pathlib import Path
 
         return Path(self.cache.dir) if self.cache.dir else Path(self.output_dir) / "cache"
+
+    def t1_transductive(self) -> bool:
+        """Whether T1 trains on the target test images too (without labels)."""
+        t1 = self.data.t1_transductive
+        return self.data.transductive if t1 is None else bool(t1)
 
     def to_dict(self) -> dict:
         from dataclasses import asdict

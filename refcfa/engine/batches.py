@@ -3,7 +3,7 @@
 What each network sees (`split_training_images`):
 - S1 (`which="source"`): the source `train` split, normals only (`label == 0`).
 - T1 (`which="target"`): the unlabelled target mixture — the target `train` split plus, when
-  `data.transductive` (default), the target `test` images. Labels, defect names and masks of the
+  `data.transductive` (default; `data.t1_transductive` overrides it for T1), the target `test` images. Labels, defect names and masks of the
   target are never read (not even to drop anomalies); the choice is recorded in the checkpoint.
 - Both hold out `train.val_fraction` of their `train` split (seeded) for the validation loss
   (`FixedValidationSet`): the denoising MSE at fixed seeded timesteps, stratified over
@@ -79,7 +79,7 @@ def split_training_images(cfg: Config, which: Literal["source", "target"]) -> Tr
         extra: list[Sample] = []
     else:
         pool = [s for s in samples if s.split == "train"]
-        extra = [s for s in samples if s.split == "test"] if cfg.data.transductive else []
+        extra = [s for s in samples if s.split == "test"] if cfg.t1_transductive() else []
     if not pool:
         raise DatasetError(
             f"{which} category {dom.category!r} in {dom.root} has no training images (its `train` split "
@@ -94,7 +94,7 @@ def split_training_images(cfg: Config, which: Literal["source", "target"]) -> Tr
     held_out = set(order[:n_val].tolist())
     val = [s for i, s in enumerate(pool) if i in held_out]
     train = [s for i, s in enumerate(pool) if i not in held_out] + sorted(extra, key=lambda s: s.image_id)
-    return TrainingImages(train=train, val=val, transductive=which == "target" and cfg.data.transductive)
+    return TrainingImages(train=train, val=val, transductive=which == "target" and cfg.t1_transductive())
 
 
 def load_image_bank(

@@ -439,9 +439,8 @@ class Pipeline:
             "source": {"root": cfg.source.root, "format": cfg.source.format, "category": cfg.source.category},
             "target": {"root": cfg.target.root, "format": cfg.target.format, "category": cfg.target.category},
             "transductive": bool(cfg.data.transductive),
-            "note": ("transductive: the target network and CFA saw the target test images without labels"
-                     if cfg.data.transductive else
-                     "inductive: the target network and CFA saw only the target train images"),
+            "t1_transductive": bool(cfg.t1_transductive()),
+            "note": _setting_note(cfg),
             "n_target_test": len(self.target),
             "field": {"t0": cfg.field.t0, "K": cfg.field.K, "image_size": cfg.data.image_size},
             "methods": results,
@@ -500,6 +499,14 @@ def metrics_table(metrics: dict) -> str:
     src, tgt = metrics["source"], metrics["target"]
     title = f"Target `{tgt['category']}` (source `{src['category']}`), {metrics['n_target_test']} test images; {metrics['note']}.\n\n"
     return title + head + "\n".join(rows) + "\n"
+
+
+def _setting_note(cfg: Config) -> str:
+    t1 = "the target network saw the target test images without labels" if cfg.t1_transductive() else \
+        "the target network saw only the target train images"
+    cfa = "CFA was fitted on the target test images without labels" if cfg.data.transductive else \
+        "CFA was fitted on the target train images only"
+    return ("transductive" if cfg.data.transductive else "inductive") + f": {t1}; {cfa}"
 
 
 def _take(fields, idx: np.ndarray):

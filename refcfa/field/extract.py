@@ -151,6 +151,10 @@ class FieldExtractor:
 
     def _put(self, item: ImageItem, steps: list, index: int) -> str:
         key = self.key_for(item)
+        self.cache.put(key, self._record(item, steps, index))
+        return key
+
+    def _record(self, item: ImageItem, steps: list, index: int) -> FieldRecord:
         attrs = {
             "checkpoint_digest": self.ckpt_digest,
             "config_digest": self.cfg_digest,
@@ -160,8 +164,7 @@ class FieldExtractor:
             **item.attrs,
         }
         image_chw = np.ascontiguousarray(item.image.transpose(2, 0, 1))
-        self.cache.put(key, FieldRecord.from_steps(steps, image_chw, attrs, index=index))
-        return key
+        return FieldRecord.from_steps(steps, image_chw, attrs, index=index)
 
     def extract(
         self, items: Sequence[ImageItem], cancel: CancelToken | None = None, shard: bool = True
@@ -183,8 +186,9 @@ class FieldExtractor:
                 return
             batch = todo[start : start + bs]
             steps = list(self._compute(batch))
-            for i, it in enumerate(batch):
-                self._put(it, steps, i)
+            # one index update per batch (the index rewrite is O(entries))
+            self.cache.put_many((self.key_for(it), self._record(it, steps, i)) for i, it in enumerate(batch))
+            for it in batch:
                 done += 1
                 yield ExtractProgress(done, total, it.image_id, computed=True)
 
