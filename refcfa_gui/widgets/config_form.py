@@ -284,6 +284,8 @@ class ConfigForm(QWidget):
             self.update_device_note()
         elif key in self.fields:
             self.show_value(key)
+            if key.endswith(".root") or key.endswith(".format"):  # set programmatically: offer its categories
+                self.fill_categories(key.split(".")[0])
 
     def show_value(self, key: str) -> None:
         w = self.fields[key]
