@@ -289,18 +289,20 @@ class DiffusionTrainer:
                 val_bank, seed=cfg.seed, num_timesteps=self.num_timesteps, device=self.device
             )
 
+        path = None
         if self.resume:
             path = (
                 Path(self.resume)
                 if isinstance(self.resume, (str, Path))
                 else ckpt_io.find_last_checkpoint(self.exp_dir)
             )
-            if path is None:
-                self.emit(LogEvent(f"no checkpoint to resume from in {self.exp_dir}; starting from scratch"))
-            else:
-                self._load_training_state(path)
+        if path is not None:
+            self._load_training_state(path)
         elif self.which == "target" and tc.init_target_from_source:
+            # also when asked to resume but nothing is there yet (the pipeline always resumes)
             self._init_from_source()
+        elif self.resume:
+            self.emit(LogEvent(f"no checkpoint to resume from in {self.exp_dir}; starting from scratch"))
         elif self.dist.is_main and ckpt_io.list_checkpoints(self.exp_dir):
             self.emit(
                 LogEvent(
