@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from refcfa.errors import CheckpointError
+from refcfa.fileio import fsync_dir
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -125,19 +126,6 @@ def checkpoint_name(epoch: int) -> str:
     return f"checkpoint_epoch_{int(epoch)}.pth"
 
 
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover - e.g. Windows
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
 def _temp_path(path: Path) -> Path:
     # hidden, same directory (same file system for os.replace), never matching *.pth
     return path.parent / f".{path.name}.tmp-{os.getpid()}"
@@ -157,7 +145,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return path
 
 
@@ -177,7 +165,7 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return path
 
 

@@ -68,6 +68,7 @@ import h5py
 import numpy as np
 
 from refcfa.errors import CacheError
+from refcfa.fileio import fsync_dir
 
 try:  # POSIX
     import fcntl
@@ -413,19 +414,6 @@ class CacheEntry:
 # the cache
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
 def _is_temp(name: str) -> bool:
     return name.startswith(".") and name.endswith(".tmp")
 
@@ -700,7 +688,7 @@ class TrajectoryCache:
             raise
         finally:
             os.close(fd)
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
         return True
 
     @staticmethod
