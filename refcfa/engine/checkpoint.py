@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from refcfa.errors import CheckpointError
-from refcfa.fileio import fsync_dir
+from refcfa.fileio import atomic_write
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -134,19 +134,7 @@ def _temp_path(path: Path) -> Path:
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write `data` to `path` atomically (temp file in the same directory, fsync, rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_path(path)
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
-    return path
+    return atomic_write(path, lambda fh: fh.write(data), tmp=_temp_path(path))
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
@@ -154,19 +142,7 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     import torch
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_path(path)
-    try:
-        with open(tmp, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
-    return path
+    return atomic_write(path, lambda fh: torch.save(obj, fh), tmp=_temp_path(path))
 
 
 def save_checkpoint(payload: Mapping[str, Any], exp_dir: str | Path, epoch: int) -> Path:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from refcfa import __version__
 from refcfa.engine.devices import resolve_device
 from refcfa.errors import CheckpointError
 from refcfa.field.detector import FieldDetector
+from refcfa.fileio import atomic_write
 
 KIND = "supervised_segmenter"
 FORMAT_VERSION = 1
@@ -145,17 +145,7 @@ def save_segmenter(
         "config": _to_storable(dict(config_dict), "config_dict"),
         "extra": _to_storable(dict(extra or {}), "extra"),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda fh: torch.save(payload, fh))
     return path
 
 
