@@ -119,6 +119,7 @@ class DetectorConfig:
     use_labelled: bool = True
     val_fraction: float = 0.2
     crop_size: int | None = None  # train the detector on random crops (CPU speed); maps are full-size
+    norm: Literal["channel", "group", "none"] = "channel"  # the head's normalisation (refcfa.field.head)
 
 
 @dataclass

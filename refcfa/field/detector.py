@@ -78,17 +78,18 @@ class FieldDetector(nn.Module):
         *,
         hidden: int = 32,
         h_proj: int = 4,
+        norm: str = "channel",
         num_train_timesteps: int = 1000,
         delta: float = 1e-6,
     ) -> None:
         super().__init__()
         self.transformer_cfg = TransformerConfig(**vars(transformer_cfg))
         self.K, self.C = int(K), int(C)
-        self.hidden, self.h_proj_ch = int(hidden), int(h_proj)
+        self.hidden, self.h_proj_ch, self.norm = int(hidden), int(h_proj), str(norm)
         self.num_train_timesteps, self.delta = int(num_train_timesteps), float(delta)
         self.transformer = FieldTransformer(transformer_cfg, K, C, num_train_timesteps, delta)
         self.h_proj = nn.Conv2d(transformer_cfg.d_model, h_proj, 1) if h_proj > 0 else None
-        self.head = DetectorHead(N_STAT_CHANNELS + max(h_proj, 0), hidden)
+        self.head = DetectorHead(N_STAT_CHANNELS + max(h_proj, 0), hidden, norm)
         self.register_buffer("stat_center", torch.zeros(N_STAT_CHANNELS))
         self.register_buffer("stat_scale", torch.ones(N_STAT_CHANNELS))
         self.register_buffer("norm_fitted", torch.tensor(False))
@@ -110,6 +111,7 @@ class FieldDetector(nn.Module):
             C,
             hidden=detector_cfg.hidden,
             h_proj=detector_cfg.h_proj,
+            norm=detector_cfg.norm,
             num_train_timesteps=num_train_timesteps,
             delta=delta,
         )
@@ -122,6 +124,7 @@ class FieldDetector(nn.Module):
             "C": self.C,
             "hidden": self.hidden,
             "h_proj": self.h_proj_ch,
+            "norm": self.norm,
             "num_train_timesteps": self.num_train_timesteps,
             "delta": self.delta,
             "transformer": dict(vars(self.transformer_cfg)),
@@ -135,6 +138,7 @@ class FieldDetector(nn.Module):
             arch["C"],
             hidden=arch["hidden"],
             h_proj=arch["h_proj"],
+            norm=arch.get("norm", "group"),  # segmenters written before the option had GroupNorm
             num_train_timesteps=arch["num_train_timesteps"],
             delta=arch["delta"],
         )

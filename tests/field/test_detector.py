@@ -133,7 +133,7 @@ def test_head_dilations_grow_context_and_upsample():
     head = DetectorHead(in_ch=3, hidden=8).eval()
     convs = [m for m in head.body if isinstance(m, torch.nn.Conv2d)]
     assert [c.dilation for c in convs] == [(1, 1), (2, 2), (4, 4)]
-    # receptive field of the conv chain (GroupNorm's statistics are image-wide by design)
+    # receptive field of the conv chain alone
     x = torch.zeros(1, 3, 31, 31, requires_grad=True)
     y = x
     for conv in convs:
@@ -143,6 +143,34 @@ def test_head_dilations_grow_context_and_upsample():
     extent = (reach.max(0).values - reach.min(0).values + 1).tolist()
     assert extent == [15, 15]  # 1 + 2 * (1 + 2 + 4)
     assert head(torch.rand(2, 3, 8, 8), out_size=(16, 16)).shape == (2, 1, 16, 16)
+
+
+def test_default_head_is_local_so_crops_and_whole_images_agree():
+    """The default ("channel") head's logit at a pixel depends on its 15×15 neighbourhood only:
+    a 32-px training crop and the whole image give the same logits inside the crop. GroupNorm
+    (image-wide statistics) does not — which is why it is not the default."""
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, 48, 48)
+    x[..., 30:40, 30:40] += 3.0  # an 'anomaly' outside the crop shifts GroupNorm's statistics
+    crop = (slice(None), slice(None), slice(4, 36), slice(4, 36))
+    inner = (slice(None), slice(None), slice(11, 21), slice(11, 21))  # ≥ 7 px from the crop's edges
+    for norm, local in (("channel", True), ("none", True), ("group", False)):
+        torch.manual_seed(1)
+        head = DetectorHead(in_ch=3, hidden=8, norm=norm).eval()
+        with torch.no_grad():
+            whole = head(x)[crop][inner]
+            cropped = head(x[crop])[inner]
+        assert torch.allclose(whole, cropped, atol=1e-5) is local, norm
+    with pytest.raises(ValueError, match="detector.norm"):
+        DetectorHead(in_ch=3, hidden=8, norm="batch")
+
+
+def test_segmenters_written_before_the_norm_option_load_with_groupnorm():
+    model = FieldDetector(TCFG, K=6, C=3)
+    arch = {k: v for k, v in model.arch.items() if k != "norm"}
+    old = FieldDetector.from_arch(arch)
+    assert isinstance(old.head.body[1], torch.nn.GroupNorm)
+    assert model.arch["norm"] == "channel" and not isinstance(model.head.body[1], torch.nn.GroupNorm)
 
 
 def test_loss_and_pos_weight():
@@ -286,9 +314,9 @@ def test_unsafe_foreign_and_missing_files_are_refused(tmp_path):
 
 def test_training_on_random_crops(toy):
     (train, mtrain), (val, mval), _ = toy
-    cfg = DetectorConfig(epochs=3, batch_size=4, lr=5e-3, hidden=8, h_proj=2)
+    cfg = DetectorConfig(epochs=5, batch_size=4, lr=5e-3, hidden=8, h_proj=2)
     events = list(train_detector(train, mtrain, cfg, TCFG, seed=0, val=(val, mval), crop_size=10))
     done = events[-1]
-    assert done.epochs_run == 3 and done.history[-1].val_auroc > 0.8  # whole-field validation
+    assert done.epochs_run == 5 and done.history[-1].val_auroc > 0.8  # whole-field validation
     with pytest.raises(ValueError, match="crop_size"):
         next(train_detector(train, mtrain, cfg, TCFG, crop_size=0))
