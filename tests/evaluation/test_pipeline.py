@@ -187,3 +187,33 @@ def test_cli_pipeline_prints_the_table(tmp_path, synthetic_root, quick_cfg_path,
     printed = capsys.readouterr().out
     assert "| ref_cfa |" in printed and "metrics.json" in printed
     assert Path(tmp_path / "o" / "config.yaml").exists()
+
+
+def test_validate_detector_script_scores_held_out_draws(finished_run, tmp_path, capsys, monkeypatch):
+    """`scripts/validate_detector.py` (how the demo's detector settings were chosen) runs on a
+    finished run: source validation plus every method on a held-out target draw."""
+    import runpy
+    import sys
+
+    from refcfa.config import resources_dir
+
+    cfg, out, _ = finished_run
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    seg = run / "Quick_Source" / "supervised_segmenter.pth"
+    before = seg.stat().st_mtime_ns
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", [
+        "validate_detector.py", "--config", str(resources_dir() / "configs" / "quick" / "quick.yaml"),
+        "--output", str(run), "--heldout", str(tmp_path / "heldout"),
+        "--set", f"source.root={cfg.source.root}", "eval.write_maps=false",
+    ])
+    runpy.run_path(str(Path(__file__).parents[2] / "scripts" / "validate_detector.py"), run_name="__main__")
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("source validation (source_texture)") for line in lines)
+    for name in METHODS:
+        row = next(line for line in lines if line.startswith(f"held-out target {name} "))
+        values = [float(v) for v in row.split()[-3:]]
+        assert all(0.0 <= v <= 1.0 for v in values), row
+    assert seg.stat().st_mtime_ns == before  # same detector settings: the segmenter is reused
+    assert (tmp_path / "heldout" / "target_texture").is_dir()

@@ -312,6 +312,17 @@ def test_unsafe_foreign_and_missing_files_are_refused(tmp_path):
         )
 
 
+def test_crop_origins_reach_the_image_border_often():
+    """Uniform origins put a border row in 1 of 33 crops (32 of 64 px); the clamped draw in ~1/4,
+    so the detector learns what the border's fields look like."""
+    from refcfa.field.detector import _crop_origins
+
+    o = _crop_origins(64, 32, 20_000, torch.Generator().manual_seed(0))
+    assert o.min() == 0 and o.max() == 32
+    assert 0.2 < np.mean(o == 0) < 0.32 and 0.2 < np.mean(o == 32) < 0.32
+    assert np.mean((o > 0) & (o < 32)) > 0.4  # interior positions are still drawn
+
+
 def test_training_on_random_crops(toy):
     (train, mtrain), (val, mval), _ = toy
     cfg = DetectorConfig(epochs=5, batch_size=4, lr=5e-3, hidden=8, h_proj=2)
