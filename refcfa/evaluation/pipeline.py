@@ -385,7 +385,7 @@ class Pipeline:
         ids = [s.image_id for s in self.target.unlabelled]
         tmp = vis / "maps.npz.tmp.npz"
         np.savez_compressed(tmp, image_ids=np.array(ids), labels=labels, masks=masks,
-                            **{k: v.astype(np.float16) for k, v in self.maps.items()})
+                            **{k: v.astype(np.float32) for k, v in self.maps.items()})
         tmp.replace(vis / "maps.npz")
         if not self.cfg.eval.write_maps:
             return

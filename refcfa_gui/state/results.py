@@ -7,8 +7,9 @@ scores (maximum of the Gaussian-smoothed map, ``refcfa.metrics.smooth_and_max`` 
 ``default_sigma`` unless the run's config set ``eval.sigma``) and the image-level ROC curve.
 
 Numbers in the metrics table are the ones the run wrote (``metrics.json``); the ROC curves and
-histograms are recomputed from ``maps.npz``, which stores the maps as float16, so a curve's AUROC
-can differ from the table in the last digits. Loading smooths every map: run it off the GUI thread.
+histograms are recomputed from ``maps.npz`` (float32, the maps the metrics were computed from; runs
+before 2026-12 stored float16, whose ties can move a curve's AUROC in the last digits). Loading
+smooths every map: run it off the GUI thread.
 """
 
 from __future__ import annotations

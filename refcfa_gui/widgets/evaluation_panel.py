@@ -138,7 +138,7 @@ class EvaluationPanel(QWidget):
         self.roc_key.setWordWrap(True)
         self.roc_key.setToolTip(
             "AUROC: the run's image AUROC (metrics.json). curve: the AUROC of the curve drawn, recomputed from "
-            "the float16 maps in maps.npz — ties can make them differ"
+            "the maps in maps.npz (float16 in runs before 2026-12, whose ties can make them differ)"
         )
         self.roc_key.setMinimumWidth(150)
         roc = QWidget()
@@ -349,7 +349,7 @@ class EvaluationPanel(QWidget):
                 f"<tr><td style='color:{color};font-size:14pt'>━</td><td style='{weight}'>{name}</td>"
                 f"<td align='right'>{exact}</td><td align='right' style='color:gray'>{auc:.3f}</td></tr>"
             )
-        note = "<p style='color:gray'>curve: from the float16 maps.npz</p>" if differs else ""
+        note = "<p style='color:gray'>curve: from maps.npz (float16 in older runs)</p>" if differs else ""
         head = "<tr><td></td><td><i>method</i></td><td><i>AUROC</i></td><td><i>curve</i></td></tr>"
         self.roc_key.setText(f"<table cellspacing='3'>{head}{''.join(rows)}</table>{note}" if rows else "")
         p.setTitle("image-level ROC, target test split" if res.roc else (res.note or "no ROC"), size="9pt")

@@ -57,6 +57,13 @@ def test_pipeline_writes_a_complete_metrics_json(finished_run):
     assert (out / "Quick_Source" / "supervised_segmenter.pth").exists()
     maps = np.load(out / "vis_supervised" / "target_texture" / "maps.npz")
     assert maps["ref_cfa"].shape == (10, 16, 16)
+    # the stored maps are the ones scored: they reproduce metrics.json exactly
+    from refcfa.metrics import evaluate_maps
+
+    for name in METHODS:
+        m = evaluate_maps(maps[name], maps["masks"], maps["labels"], sigma=cfg.eval.sigma)
+        assert m["image_auroc"] == metrics["methods"][name]["image_auroc"], name
+        assert m["aupro"] == metrics["methods"][name]["aupro"], name
 
 
 def _flat_keys(d, prefix=""):
