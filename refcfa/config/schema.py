@@ -120,6 +120,7 @@ class DetectorConfig:
     val_fraction: float = 0.2
     crop_size: int | None = None  # train the detector on random crops (CPU speed); maps are full-size
     norm: Literal["channel", "group", "none"] = "channel"  # the head's normalisation (refcfa.field.head)
+    crop_origins: Literal["clamped", "uniform"] = "clamped"  # crops reach the border (field.detector)
 
 
 @dataclass

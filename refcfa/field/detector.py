@@ -355,16 +355,23 @@ def _timesteps(fields: FieldArrays, timesteps: np.ndarray | None, device: torch.
     return torch.as_tensor(ts.astype(np.float32), device=device)
 
 
-def _crop_origins(size: int, crop: int, n: int, gen: torch.Generator) -> np.ndarray:
-    """``n`` crop origins in ``[0, size - crop]``, drawn uniformly from ``[-crop/2, size - crop/2]``
-    and clamped, so crops touch the image border far more often than uniform origins would.
+CROP_ORIGINS = ("clamped", "uniform")
+
+
+def _crop_origins(size: int, crop: int, n: int, gen: torch.Generator, kind: str = "clamped") -> np.ndarray:
+    """``n`` crop origins in ``[0, size - crop]``.
+
+    ``"clamped"`` (default): drawn uniformly from ``[-crop/2, size - crop/2]`` and clamped, so crops
+    touch the image border far more often than ``"uniform"`` origins (uniform on ``[0, size - crop]``).
 
     With uniform origins a border row lies in 1 of ``size - crop + 1`` crops (1/33 for 32-px crops
     of 64-px fields) against every crop for the centre: the detector then hardly sees the image
     border, whose fields differ (the UNet's padding), and fires there on whole images — on a
     held-out draw that was where nearly every normal image's maximum sat (README).
     """
-    half = crop // 2
+    if kind not in CROP_ORIGINS:
+        raise ValueError(f"detector.crop_origins: expected one of {', '.join(CROP_ORIGINS)}, got {kind!r}")
+    half = crop // 2 if kind == "clamped" else 0
     o = torch.randint(-half, size - crop + half + 1, (n,), generator=gen).numpy()
     return np.clip(o, 0, size - crop)
 
@@ -472,7 +479,8 @@ def train_detector(
         crop_size: train on random ``crop_size × crop_size`` crops of each field (one per sample
             and batch): the Field Transformer's cost is linear in the pixels, so 32×32 crops of
             64×64 fields make an S2 step ~4× cheaper on a CPU; validation uses whole fields.
-            Crop origins are clamped so that image borders are well represented (`_crop_origins`).
+            ``cfg.crop_origins``: ``"clamped"`` (default) so that image borders are well
+            represented, or ``"uniform"`` (`_crop_origins`).
             ``None`` (or ≥ the field size) trains on whole fields.
 
     Yields:
@@ -533,7 +541,11 @@ def train_detector(
             idx = perm[i : i + cfg.batch_size]
             window = None
             if crop:
-                window = (_crop_origins(H, crop, len(idx), gen), _crop_origins(W, crop, len(idx), gen), crop)
+                window = (
+                    _crop_origins(H, crop, len(idx), gen, cfg.crop_origins),
+                    _crop_origins(W, crop, len(idx), gen, cfg.crop_origins),
+                    crop,
+                )
             R, M, Q, d = _batch(train, idx, dev, window)
             y = torch.from_numpy(np.ascontiguousarray(_take(masks, idx, window))).to(dev)
             if augment:

@@ -321,6 +321,10 @@ def test_crop_origins_reach_the_image_border_often():
     assert o.min() == 0 and o.max() == 32
     assert 0.2 < np.mean(o == 0) < 0.32 and 0.2 < np.mean(o == 32) < 0.32
     assert np.mean((o > 0) & (o < 32)) > 0.4  # interior positions are still drawn
+    u = _crop_origins(64, 32, 20_000, torch.Generator().manual_seed(0), "uniform")
+    assert u.min() == 0 and u.max() == 32 and np.mean(u == 0) < 0.05
+    with pytest.raises(ValueError, match="detector.crop_origins"):
+        _crop_origins(64, 32, 4, torch.Generator(), "edge")
 
 
 def test_training_on_random_crops(toy):
