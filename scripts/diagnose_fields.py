@@ -10,34 +10,26 @@ reconstruction residual. This is how the demo's settings were chosen (README, "W
 
 from __future__ import annotations
 
-import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
 
-from refcfa.config import load_config
-from refcfa.data import make_samples, make_synthetic
+from refcfa.data import make_samples
 from refcfa.data.torch_dataset import load_masks
 from refcfa.engine.checkpoint import find_last_checkpoint
 from refcfa.field.cache import TrajectoryCache
 from refcfa.field.extract import FieldExtractor, items_from_samples, load_fieldset
 from refcfa.metrics import default_sigma, image_auroc, pixel_auroc, smooth_and_max
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _heldout import heldout_draw, parse_args  # noqa: E402
+
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--config", default="experiments/synthetic/demo.yaml")
-    ap.add_argument("--output", required=True, help="output folder of a finished run (its networks)")
-    ap.add_argument("--heldout", default="data/synthetic_heldout", help="where the held-out draw goes")
-    ap.add_argument("--seed", type=int, default=1, help="seed of the held-out draw (the demo uses 0)")
-    ap.add_argument("--set", nargs="*", default=[], help="config overrides (e.g. field.t0=50)")
-    args = ap.parse_args()
-
-    cfg = load_config(args.config, [f"output_dir={args.output}", *args.set])
+    args = parse_args(__doc__, "field.t0=50")
+    cfg, root = heldout_draw(args)
     size = cfg.data.image_size
-    root = Path(args.heldout)
-    if not (root / cfg.target.category).exists():
-        make_synthetic(root, size=size, seed=args.seed)
     cache = TrajectoryCache(Path(args.output) / "cache_heldout")
     for which in ("source", "target"):
         ckpt = find_last_checkpoint(cfg.experiment_dir(which))

@@ -18,13 +18,13 @@ This is how the demo's detector settings were chosen (README, "How the demo's se
 
 from __future__ import annotations
 
-import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from refcfa.config import load_config
-from refcfa.data import make_samples, make_synthetic
+from refcfa.data import make_samples
 from refcfa.data.torch_dataset import load_masks
 from refcfa.engine.checkpoint import find_last_checkpoint
 from refcfa.evaluation.pipeline import Pipeline
@@ -32,6 +32,9 @@ from refcfa.field.detector import predict_maps
 from refcfa.field.extract import FieldExtractor, items_from_samples, load_fieldset
 from refcfa.field.segmenter_io import load_segmenter
 from refcfa.metrics import evaluate_maps
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _heldout import heldout_draw, parse_args  # noqa: E402
 
 
 def _row(name: str, maps: np.ndarray, masks: np.ndarray) -> str:
@@ -41,19 +44,8 @@ def _row(name: str, maps: np.ndarray, masks: np.ndarray) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--config", default="experiments/synthetic/demo.yaml")
-    ap.add_argument("--output", required=True, help="output folder of a finished run (its networks)")
-    ap.add_argument("--heldout", default="data/synthetic_heldout", help="where the held-out draw goes")
-    ap.add_argument("--seed", type=int, default=1, help="seed of the held-out draw (the demo uses 0)")
-    ap.add_argument("--set", nargs="*", default=[], help="config overrides (e.g. detector.epochs=6)")
-    args = ap.parse_args()
-
-    base = load_config(args.config, [f"output_dir={args.output}"])
-    heldout = Path(args.heldout)
-    if not (heldout / base.target.category).exists():
-        # make_synthetic draws at ≥ 32 px; the loaders resize to data.image_size as for the run's data
-        make_synthetic(heldout, size=max(base.data.image_size, 32), seed=args.seed)
+    args = parse_args(__doc__, "detector.epochs=6")
+    _, heldout = heldout_draw(args)
     cfg = load_config(args.config, [f"output_dir={args.output}", f"target.root={heldout}", *args.set])
     size = cfg.data.image_size
     pipe = Pipeline(cfg)
