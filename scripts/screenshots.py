@@ -30,28 +30,11 @@ CATEGORY = "source_texture"
 
 def random_checkpoint(out_dir: Path) -> Path:
     """A checkpoint of the demo config's network, randomly initialised (seed 0)."""
-    import torch
-
     from refcfa.config import load_config
-    from refcfa.diffusion.model import architecture_signature, build_score_network
-    from refcfa.engine.checkpoint import FORMAT_VERSION, KIND_SCORE_NETWORK, save_checkpoint
+    from refcfa.engine.checkpoint import save_initial_checkpoint
 
     cfg = load_config(REPO / "resources" / "configs" / "experiments" / "synthetic" / "demo.yaml")
-    torch.manual_seed(0)
-    size = cfg.data.image_size
-    unet = build_score_network(cfg.model, 3, size)
-    payload = {
-        "kind": KIND_SCORE_NETWORK,
-        "format_version": FORMAT_VERSION,
-        "domain": "source",
-        "architecture": architecture_signature(cfg.model, 3, size),
-        "config": cfg.to_dict(),
-        "model": unet.state_dict(),
-        "ema": unet.state_dict(),
-        "step": 0,
-        "epoch": 0,
-    }
-    return save_checkpoint(payload, out_dir, epoch=1)
+    return save_initial_checkpoint(cfg, out_dir, in_channels=3, seed=0)
 
 
 def fill_cache(checkpoint: Path, cache: Path, samples) -> None:

@@ -153,6 +153,31 @@ def save_checkpoint(payload: Mapping[str, Any], exp_dir: str | Path, epoch: int)
     return path
 
 
+def save_initial_checkpoint(cfg: Any, exp_dir: str | Path, in_channels: int, seed: int = 0) -> Path:
+    """A score-network checkpoint of ``cfg.model`` at ``cfg.data.image_size``, randomly initialised
+    (torch seeded with ``seed``; step 0): what the app's figures and tests use before any training."""
+    import torch
+
+    from refcfa.diffusion.model import architecture_signature, build_score_network
+
+    size = cfg.data.image_size
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        unet = build_score_network(cfg.model, in_channels, size)
+    payload = {
+        "kind": KIND_SCORE_NETWORK,
+        "format_version": FORMAT_VERSION,
+        "domain": "source",
+        "architecture": architecture_signature(cfg.model, in_channels, size),
+        "config": cfg.to_dict(),
+        "model": unet.state_dict(),
+        "ema": unet.state_dict(),
+        "step": 0,
+        "epoch": 0,
+    }
+    return save_checkpoint(payload, exp_dir, epoch=1)
+
+
 def remove_stale_temp_files(exp_dir: str | Path) -> list[Path]:
     """Delete temp files left by a killed writer (`.*.tmp-<pid>` in `exp_dir`)."""
     exp_dir = Path(exp_dir)
@@ -347,4 +372,5 @@ __all__ = [
     "load_score_network",
     "remove_stale_temp_files",
     "save_checkpoint",
+    "save_initial_checkpoint",
 ]

@@ -124,3 +124,19 @@ def test_architecture_mismatch_names_both_signatures(tmp_path):
     msg = str(info.value)
     assert "'in_channels': 3" in msg and "'in_channels': 1" in msg and str(path) in msg
     assert ck.load_checkpoint(path, expected_arch={"class": "x", "in_channels": 3})["step"] == 1
+
+
+def test_initial_checkpoint_loads_as_a_score_network_and_is_seeded(tmp_path, quick_cfg_path):
+    from refcfa.config import load_config
+
+    cfg = load_config(quick_cfg_path)
+    a = ck.save_initial_checkpoint(cfg, tmp_path / "a", in_channels=3, seed=1)
+    b = ck.save_initial_checkpoint(cfg, tmp_path / "b", in_channels=3, seed=1)
+    c = ck.save_initial_checkpoint(cfg, tmp_path / "c", in_channels=3, seed=2)
+    unet_a, _, meta = ck.load_score_network(tmp_path / "a")
+    unet_b, _, _ = ck.load_score_network(b)
+    unet_c, _, _ = ck.load_score_network(c)
+    assert a.name == "checkpoint_epoch_1.pth" and meta["step"] == 0
+    assert meta["architecture"]["sample_size"] == cfg.data.image_size
+    wa, wb, wc = (next(u.parameters()) for u in (unet_a, unet_b, unet_c))
+    assert torch.equal(wa, wb) and not torch.equal(wa, wc)

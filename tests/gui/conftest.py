@@ -41,26 +41,9 @@ def _tiny_config():
 
 def write_checkpoint(out_dir: Path, seed: int = 0) -> Path:
     """A refcfa score-network checkpoint holding a random-init tiny UNet (``refcfa.engine.checkpoint`` format)."""
-    import torch
+    from refcfa.engine.checkpoint import save_initial_checkpoint
 
-    from refcfa.diffusion.model import architecture_signature, build_score_network
-    from refcfa.engine.checkpoint import FORMAT_VERSION, KIND_SCORE_NETWORK, save_checkpoint
-
-    cfg = _tiny_config()
-    torch.manual_seed(seed)
-    unet = build_score_network(cfg.model, 3, IMAGE_SIZE)
-    payload = {
-        "kind": KIND_SCORE_NETWORK,
-        "format_version": FORMAT_VERSION,
-        "domain": "source",
-        "architecture": architecture_signature(cfg.model, 3, IMAGE_SIZE),
-        "config": cfg.to_dict(),
-        "model": unet.state_dict(),
-        "ema": unet.state_dict(),
-        "step": 0,
-        "epoch": 0,
-    }
-    return save_checkpoint(payload, out_dir, epoch=1)
+    return save_initial_checkpoint(_tiny_config(), out_dir, in_channels=3, seed=seed)
 
 
 def fill_cache(cache_dir: Path, checkpoint: Path, samples) -> dict:
