@@ -381,12 +381,8 @@ class Pipeline:
 
     def _write_maps(self, labels: np.ndarray, masks: np.ndarray) -> None:
         vis = self.out / "vis_supervised" / self.cfg.target.category
-        vis.mkdir(parents=True, exist_ok=True)
         ids = [s.image_id for s in self.target.unlabelled]
-        tmp = vis / "maps.npz.tmp.npz"
-        np.savez_compressed(tmp, image_ids=np.array(ids), labels=labels, masks=masks,
-                            **{k: v.astype(np.float32) for k, v in self.maps.items()})
-        tmp.replace(vis / "maps.npz")
+        save_maps(vis, ids, labels, masks, self.maps)
         if not self.cfg.eval.write_maps:
             return
         try:
@@ -475,6 +471,19 @@ def run_stage(cfg: Config, stage: str, device: str | None = None, cancel: Any = 
         raise CheckpointError(f"no source score network in {cfg.experiment_dir('source')}: run S1 first")
     fn = analysis.train_localization if stage == "S2" else analysis.run_supervised_localization
     yield from fn(cfg, ckpt, device, cancel)
+
+
+def save_maps(vis: Path, image_ids: list[str], labels: np.ndarray, masks: np.ndarray,
+              maps: dict[str, np.ndarray]) -> Path:
+    """``vis/maps.npz`` (written atomically): the image ids, labels, masks and each method's maps
+    ``(N, H, W)`` as float32 — the maps the metrics were computed from (the GUI's Results dock and
+    ``scripts/compare_methods.py`` recompute image scores from them)."""
+    vis = Path(vis)
+    vis.mkdir(parents=True, exist_ok=True)
+    tmp = vis / "maps.npz.tmp.npz"
+    np.savez_compressed(tmp, image_ids=np.array(image_ids), labels=np.asarray(labels, bool),
+                        masks=np.asarray(masks, bool), **{k: np.asarray(v, np.float32) for k, v in maps.items()})
+    return tmp.replace(vis / "maps.npz")
 
 
 def write_metrics(out: Path, metrics: dict) -> Path:

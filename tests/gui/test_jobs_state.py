@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from refcfa.evaluation.pipeline import save_maps
 from refcfa_gui.state.jobs import JobQueue, format_eta, summarize_event
 from refcfa_gui.state.results import find_metrics, load_results, nested_diagnostics, roc_points
 from refcfa_gui.state.training import TrainingSettings, scan_outputs
@@ -297,15 +298,7 @@ def _write_run(out: Path, diag: dict | None = None) -> dict:
     good = rng.random((7, 16, 16)).astype(np.float32) + masks * 3.0
     flat = np.ones((7, 16, 16), np.float32)
     vis = out / "vis_supervised" / "tgt"
-    vis.mkdir(parents=True)
-    np.savez_compressed(
-        vis / "maps.npz",
-        image_ids=np.array([f"test/x/{i:03d}" for i in range(7)]),
-        labels=labels,
-        masks=masks,
-        residual=flat.astype(np.float16),
-        ref_cfa=good.astype(np.float16),
-    )
+    save_maps(vis, [f"test/x/{i:03d}" for i in range(7)], labels, masks, {"residual": flat, "ref_cfa": good})
     metrics = {
         "source": {"category": "src"},
         "target": {"category": "tgt"},

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from refcfa.evaluation.pipeline import save_maps
 from refcfa_gui.widgets.evaluation_panel import EvaluationPanel
 
 pytestmark = pytest.mark.gui
@@ -33,14 +34,7 @@ def write_run(out: Path) -> dict:
     masks[labels, 5:9, 5:9] = True
     maps = {"residual": rng.random((9, 16, 16)), "ref_cfa": rng.random((9, 16, 16)) + 2.0 * masks}
     vis = out / "vis_supervised" / "target_texture"
-    vis.mkdir(parents=True)
-    np.savez_compressed(
-        vis / "maps.npz",
-        image_ids=np.array([f"test/{'good' if not y else 'crack'}/{i:03d}" for i, y in enumerate(labels)]),
-        labels=labels,
-        masks=masks,
-        **{k: v.astype(np.float16) for k, v in maps.items()},
-    )
+    save_maps(vis, [f"test/{'good' if not y else 'crack'}/{i:03d}" for i, y in enumerate(labels)], labels, masks, maps)
     metrics = {
         "source": {"category": "source_texture"},
         "target": {"category": "target_texture"},

@@ -395,19 +395,13 @@ def test_closing_with_a_job_can_be_declined(make_window, world_template, qtbot, 
 def test_a_result_row_opens_that_image_in_the_timeline(make_window, world_template, qtbot, tmp_path):
     import numpy as np
 
+    from refcfa.evaluation.pipeline import save_maps
+
     ids = ["test/crack/000", "test/good/000"]
     out = tmp_path / "run"
     vis = out / "vis_supervised" / "source_texture"
-    vis.mkdir(parents=True)
-    maps = np.random.default_rng(0).random((2, 8, 8)).astype(np.float16)
-    np.savez_compressed(
-        vis / "maps.npz",
-        image_ids=np.array(ids),
-        labels=np.array([1, 0], bool),
-        masks=np.zeros((2, 8, 8), bool),
-        ref_cfa=maps,
-        residual=maps,
-    )
+    maps = np.random.default_rng(0).random((2, 8, 8))
+    save_maps(vis, ids, np.array([1, 0], bool), np.zeros((2, 8, 8), bool), {"ref_cfa": maps, "residual": maps})
     metrics = {
         "source": {"category": "source_texture"},
         "target": {"root": str(world_template.root), "category": "source_texture"},
