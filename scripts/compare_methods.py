@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from refcfa.config import load_config
 from refcfa.metrics import default_sigma, image_auroc, smooth_and_max
 
 
@@ -38,6 +39,9 @@ def main() -> None:
             raise SystemExit(f"method {name!r} is not in {files[0]}; it has: {', '.join(methods)}")
     labels = data["labels"].astype(bool)
     sigma = default_sigma(data["masks"].shape[1:])
+    saved = Path(args.output) / "config.yaml"  # the run's config, for an eval.sigma it set
+    if saved.exists() and load_config(saved).eval.sigma is not None:
+        sigma = load_config(saved).eval.sigma
     sa = smooth_and_max(data[args.a].astype(np.float32), sigma)
     sb = smooth_and_max(data[args.b].astype(np.float32), sigma)
     observed = image_auroc(sa, labels) - image_auroc(sb, labels)

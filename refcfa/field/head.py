@@ -78,7 +78,6 @@ class DetectorHead(nn.Module):
         super().__init__()
         if in_ch < 1 or hidden < 1:
             raise ValueError(f"DetectorHead: in_ch and hidden must be positive, got {in_ch}, {hidden}")
-        self.norm = norm
         blocks: list[nn.Module] = []
         ch = in_ch
         for dil in DILATIONS:

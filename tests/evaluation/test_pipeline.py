@@ -224,3 +224,23 @@ def test_validate_detector_script_scores_held_out_draws(finished_run, tmp_path, 
         assert all(0.0 <= v <= 1.0 for v in values), row
     assert seg.stat().st_mtime_ns == before  # same detector settings: the segmenter is reused
     assert (tmp_path / "heldout" / "target_texture").is_dir()
+
+
+def test_compare_methods_script_reproduces_the_run_and_bootstraps(finished_run, capsys, monkeypatch):
+    """`scripts/compare_methods.py` recomputes the run's image AUROCs from maps.npz exactly, and a
+    method against itself differs by exactly 0 in every resample."""
+    import runpy
+    import sys
+
+    _, out, _ = finished_run
+    metrics = json.loads((out / "metrics.json").read_text())["methods"]
+    script = str(Path(__file__).parents[2] / "scripts" / "compare_methods.py")
+    for a, b in (("ref_cfa", "residual"), ("ref_cfa", "ref_cfa")):
+        monkeypatch.setattr(sys, "argv", ["compare_methods.py", "--output", str(out), a, b, "--rounds", "200"])
+        runpy.run_path(script, run_name="__main__")
+        text = capsys.readouterr().out
+        assert f"image AUROC {a} {metrics[a]['image_auroc']:.3f}, {b} {metrics[b]['image_auroc']:.3f}" in text
+    assert "difference +0.000, 95 % bootstrap interval [+0.000, +0.000]" in text
+    monkeypatch.setattr(sys, "argv", ["compare_methods.py", "--output", str(out), "ref_cfa", "nope"])
+    with pytest.raises(SystemExit, match="method 'nope' is not in"):
+        runpy.run_path(script, run_name="__main__")
